@@ -1,0 +1,22 @@
+"""Test-wide settings, also seen by the notebook kernels that nbval starts (they inherit
+this process's environment)."""
+
+import os
+from pathlib import Path
+
+# Every test and notebook run is the quick version (see gptlab.notebook.budget).
+os.environ.setdefault("GPTLAB_SMOKE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+# Reference data beside the checkout (CI sets this itself); never committed to the repo.
+_shared = Path(__file__).resolve().parent.parent / "shared" / "data"
+if "GPTLAB_DATA_DIR" not in os.environ and _shared.is_dir():
+    os.environ["GPTLAB_DATA_DIR"] = str(_shared)
+
+try:
+    from hypothesis import settings
+
+    # The machine is shared and noisy: property tests check behaviour, never time.
+    settings.register_profile("gptlab", deadline=None, max_examples=100)
+    settings.load_profile("gptlab")
+except ImportError:  # hypothesis is a dev dependency
+    pass
