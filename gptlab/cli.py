@@ -70,6 +70,8 @@ def cmd_course(args: argparse.Namespace) -> int:
     root = Path(args.root) if args.root else None
     if args.action == "build":
         return course.build_command(root)
+    if args.action == "strip":
+        return course.strip_command(args.paths or None, root)
     return course.check_command(root)
 
 
@@ -96,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_data_list)
 
     p = sub.add_parser("course", help="build lessons/ from solutions/, or check them")
-    p.add_argument("action", choices=["build", "check"])
+    p.add_argument("action", choices=["build", "check", "strip"])
+    p.add_argument("paths", nargs="*", help="notebooks to strip of outputs (strip only)")
     p.add_argument("--root", help="course folder (default: found from the current folder)")
     p.set_defaults(func=cmd_course)
     return parser
