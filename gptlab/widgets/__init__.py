@@ -1,0 +1,1 @@
+"""Notebook widgets: thin ipywidgets front ends over pure, tested functions."""
