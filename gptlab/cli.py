@@ -1,5 +1,5 @@
 """The ``gptlab`` command: ``gptlab doctor``, ``gptlab lab``, ``gptlab data download``,
-``gptlab course build|check``.
+``gptlab course build|check``, ``gptlab train``, ``gptlab sample``.
 
 Each subcommand is a thin front end over a library function, so everything here is also
 usable (and tested) from Python.
@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="notebooks to strip of outputs (strip only)")
     p.add_argument("--root", help="course folder (default: found from the current folder)")
     p.set_defaults(func=cmd_course)
+
+    from gptlab import train_cli  # train, sample (light: torch loads when they run)
+
+    train_cli.add_parsers(sub)
     return parser
 
 
