@@ -82,6 +82,11 @@ class Trainer:
         if not isinstance(model, nn.Module) or not hasattr(model, "config"):
             raise ValueError(f"model must be a gptlab GPT (an nn.Module with a .config), got "
                              f"{type(model).__name__}.")
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ValueError("the model has no trainable parameters: every one is frozen "
+                             "(requires_grad=False), so training would change nothing. Fix: "
+                             "unfreeze some (gptlab.finetune.unfreeze(model), or freeze fewer "
+                             "layers), or add LoRA adapters (gptlab.finetune.apply_lora).")
         self.model, self.tokenizer, self.dist = model, tokenizer, distributed.dist_info()
         self.device = pick_device(cfg.device)
         self.amp_dtype = amp_dtype(cfg.dtype, self.device)
