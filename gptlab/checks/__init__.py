@@ -9,8 +9,15 @@ run on), and explains a wrong answer before raising. The machinery is in
 
 Lesson 00 (setup): check_softmax, check_mse_gradient, check_linear_layer.
 Lesson 01 (data): check_normalize_newlines, check_dedup, check_split.
+Lesson 02 (tokenization): check_decode, check_encode, check_get_stats, check_merge.
+Lesson 03 (embeddings): check_bigram_probs, check_nll, check_one_hot.
+Lesson 04 (positional): check_apply_rope, check_rope_score, check_sinusoidal.
+Lesson 05 (attention): check_attention_weights, check_causal_average, check_split_heads.
+Lesson 06 (block): check_block_forward, check_gelu_tanh, check_layer_norm.
 """
 
+from gptlab.checks.attention import check_attention_weights, check_causal_average, check_split_heads
+from gptlab.checks.block import check_block_forward, check_gelu_tanh, check_layer_norm
 from gptlab.checks.core import (
     CheckFailed,
     CheckResult,
@@ -27,7 +34,10 @@ from gptlab.checks.core import (
     short_repr,
 )
 from gptlab.checks.data import check_dedup, check_normalize_newlines, check_split
+from gptlab.checks.embeddings import check_bigram_probs, check_nll, check_one_hot
+from gptlab.checks.positional import check_apply_rope, check_rope_score, check_sinusoidal
 from gptlab.checks.setup import check_linear_layer, check_mse_gradient, check_softmax
+from gptlab.checks.tokenization import check_decode, check_encode, check_get_stats, check_merge
 
 __all__ = [
     "CheckFailed",
@@ -35,12 +45,28 @@ __all__ = [
     "ExerciseFailed",
     "LearnerError",
     "call",
+    "check_apply_rope",
+    "check_attention_weights",
+    "check_bigram_probs",
+    "check_block_forward",
+    "check_causal_average",
+    "check_decode",
     "check_dedup",
+    "check_encode",
+    "check_gelu_tanh",
+    "check_get_stats",
+    "check_layer_norm",
     "check_linear_layer",
+    "check_merge",
     "check_mse_gradient",
+    "check_nll",
     "check_normalize_newlines",
+    "check_one_hot",
+    "check_rope_score",
+    "check_sinusoidal",
     "check_softmax",
     "check_split",
+    "check_split_heads",
     "exercise",
     "expect_close",
     "expect_equal",
