@@ -181,29 +181,11 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def sample_ids(model: Any, idx: Any, max_new_tokens: int, temperature: float = 1.0,
-               top_k: int | None = None) -> Any:
-    """Append ``max_new_tokens`` sampled tokens to idx (B, T); a minimal sampler without a KV
-    cache (``gptlab.generate`` has the full one)."""
-    import torch
-
-    block = model.config.block_size
-    with torch.no_grad():
-        for _ in range(max_new_tokens):
-            logits, _ = model(idx[:, -block:])
-            logits = logits[:, -1, :].float() / temperature  # (B, V)
-            if top_k is not None and top_k < logits.size(-1):
-                kth = torch.topk(logits, top_k).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            nxt = torch.multinomial(torch.softmax(logits, dim=-1), 1)  # (B, 1)
-            idx = torch.cat([idx, nxt], dim=1)
-    return idx
-
-
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
     from gptlab.device import pick_device
+    from gptlab.generate import generate
     from gptlab.model import GPT
     from gptlab.tokenizers import load_tokenizer
 
@@ -227,10 +209,6 @@ def _sample(args: argparse.Namespace) -> int:
     ids = tok.encode(args.prompt or "\n")
     if not ids:
         ids = [0]
-    try:
-        from gptlab.generate import generate  # the full sampler, once it exists
-    except ImportError:
-        generate = sample_ids
     torch.manual_seed(args.seed)
     idx = torch.tensor([ids], dtype=torch.long, device=device)
     for i in range(args.num_samples):
