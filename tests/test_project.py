@@ -68,3 +68,10 @@ def test_cli_doctor(capsys):
     out = capsys.readouterr().out
     for name in ("python", "torch", "device", "widgets", "data"):
         assert name in out
+
+
+def test_course_is_consistent():
+    """`gptlab course check` on the real course: lessons/ fresh, notebooks clean, README map."""
+    from gptlab import course
+
+    assert course.check(ROOT) == []
