@@ -211,7 +211,7 @@ def _with_grad(grad: Tensor) -> nn.Parameter:
 
 def _models() -> list[tuple[str, nn.Module]]:
     torch.manual_seed(0)
-    tiny = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8)
+    tiny = {"vocab_size": 11, "block_size": 8, "n_layer": 2, "n_head": 2, "n_embd": 8}
     from gptlab.model import GPT
 
     frozen = GPT(GPTConfig(**tiny))
