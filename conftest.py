@@ -2,11 +2,15 @@
 this process's environment)."""
 
 import os
+import tempfile
 from pathlib import Path
 
 # Every test and notebook run is the quick version (see gptlab.notebook.budget).
 os.environ.setdefault("GPTLAB_SMOKE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Checkpoints lessons save go to a fresh folder per test process: tests never replace a
+# learner's trained model, and parallel workers never share a folder.
+os.environ["GPTLAB_RUNS_DIR"] = tempfile.mkdtemp(prefix="gptlab-test-runs-")
 # Reference data beside the checkout (CI sets this itself); never committed to the repo.
 _shared = Path(__file__).resolve().parent.parent / "shared" / "data"
 if "GPTLAB_DATA_DIR" not in os.environ and _shared.is_dir():
