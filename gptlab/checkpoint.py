@@ -40,6 +40,7 @@ from safetensors.torch import load_file, save_file
 
 from gptlab import distributed
 from gptlab.config import GPTConfig
+from gptlab.corpora import _fsync_dir  # one helper for durable renames
 from gptlab.model import FORMAT_VERSION as MODEL_FORMAT_VERSION
 
 __all__ = ["STATE_FORMAT", "b64_to_tensor", "check_architecture", "check_out_dir",
@@ -169,16 +170,6 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         os.link(src, dst)  # same bytes, no copy; survives src being replaced
     except OSError:  # file systems without hard links
         shutil.copy2(src, dst)
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_train_state(folder: str | os.PathLike) -> dict[str, Any]:
