@@ -197,7 +197,6 @@ class GPT(nn.Module):
                              f"{len(kv_caches)}. Use model.new_kv_caches().")
         start = 0 if kv_caches is None else kv_caches[0].pos
         check_positions(idx.shape[1], start, self.config.block_size)
-        ranges = [t.long() for t in torch.aminmax(idx)]
         if targets is not None:
             if not isinstance(targets, Tensor) or targets.shape != idx.shape or (
                     targets.dtype.is_floating_point or targets.dtype == torch.bool):
@@ -206,6 +205,15 @@ class GPT(nn.Module):
                 raise ValueError(f"targets must be integer token ids shaped like idx "
                                  f"{tuple(idx.shape)}, got {got}.")
             targets = targets.long()
+        if idx.dtype not in (torch.int32, torch.int64):
+            idx = idx.long()
+        # The id range check reads values back from the device: a sync that stalls a GPU every
+        # step, and a graph break under torch.compile. Training on an accelerator skips it
+        # (gptlab.train checks all the data once, before the first step); a CPU always checks.
+        if torch.compiler.is_compiling() or (self.training and idx.device.type != "cpu"):
+            return idx, targets, start
+        ranges = [t.long() for t in torch.aminmax(idx)]
+        if targets is not None:
             ranges += list(torch.aminmax(targets))
         lo, hi, *t_lohi = torch.stack(ranges).tolist()  # one sync with the device
         if lo < 0 or hi >= V:
@@ -216,8 +224,6 @@ class GPT(nn.Module):
             bad = t_lohi[0] if t_lohi[0] < -1 else t_lohi[1]
             raise ValueError(f"target {bad} is outside [0, {V}) (vocab_size={V}); use -1 for "
                              "positions the loss should ignore.")
-        if idx.dtype not in (torch.int32, torch.int64):
-            idx = idx.long()
         return idx, targets, start
 
     def new_kv_caches(self) -> list[KVCache]:
@@ -250,6 +256,7 @@ class GPT(nn.Module):
     def save(self, path: str | os.PathLike) -> None:
         """Write folder ``path``: model.safetensors (weights; a tied lm_head is not repeated)
         and config.json ({"format": "gptlab", "format_version": 1, "config": {...}})."""
+        refuse_lora_adapters(self.state_dict(), "model.save(path)")
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()
                    if not (self.config.tie_weights and k == "lm_head.weight")}
         meta = {"format": "gptlab", "format_version": FORMAT_VERSION,
@@ -309,6 +316,16 @@ class GPT(nn.Module):
         from gptlab.hf_gpt2 import save_hf_gpt2
 
         save_hf_gpt2(self, path)
+
+
+def refuse_lora_adapters(state: dict[str, Tensor], action: str) -> None:
+    """ValueError when ``state`` holds LoRA adapter tensors (``...lora_A``): a model file
+    with them fits neither GPT.load nor GPT-2 (transformers would drop them silently)."""
+    if names := [k for k in state if k.endswith((".lora_A", ".lora_B"))]:
+        raise ValueError(f"the model holds LoRA adapters ({names[0]}, ...), which {action} "
+                         "cannot write as plain weights. Fix: gptlab.finetune.merge_lora(model) "
+                         "first (one plain model), or save_lora(model, path) for the adapters "
+                         "alone.")
 
 
 def write_atomically(folder: Path, writers: dict[str, Callable[[str], object]]) -> None:

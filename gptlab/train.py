@@ -22,6 +22,7 @@ differ). Only rank 0 logs, shows progress and writes checkpoints.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 import warnings
@@ -48,7 +49,7 @@ from gptlab.schedule import configure_optimizer, lr_at
 from gptlab.train_config import TrainConfig, amp_dtype, log_callbacks
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "TrainingDiverged", "configure_optimizer",
-           "lr_at", "train"]
+           "lr_at", "steps_for_time", "train"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -378,3 +379,36 @@ def train(model: nn.Module, train_data: Any, val_data: Any = None,
         config = replace(config, **overrides)
     return Trainer(model, train_data, val_data, config, tokenizer=tokenizer,
                    callbacks=callbacks).fit()
+
+
+def steps_for_time(model: nn.Module, train_data: Any, config: TrainConfig, seconds: float, *,
+                   share: float = 0.85, probe_steps: int = 5) -> int:
+    """``max_steps`` for ``config`` so that training ``model`` takes about ``seconds``.
+
+    A machine may do a hundred steps a minute or a thousand, and the learning-rate schedule
+    should end when the time does (a cosine cut off halfway never reaches its low learning
+    rate). So: time ``probe_steps`` steps of ``config`` on a copy of ``model`` (after one
+    warm-up run; nothing is written, the model is untouched) and keep ``share`` of
+    ``seconds`` for the steps: the rest pays for evaluations and checkpoints. Pair it with
+    ``max_time=seconds`` as the safety net::
+
+        n = steps_for_time(model, train_ids, cfg, 140)
+        train(model, train_ids, val_ids, replace(cfg, max_steps=n, max_time=140))
+    """
+    if not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise ValueError(f"seconds must be a positive number, got {seconds!r}.")
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share!r}.")
+    if distributed.dist_info().enabled:  # each process would time itself and disagree
+        raise ValueError("steps_for_time times one process; under torchrun give max_steps.")
+    probe = copy.deepcopy(model)
+    quiet = {"max_time": None, "out_dir": None, "resume": False, "overwrite": False,
+             "eval_at_start": False, "eval_batches": 1, "progress": False, "log_interval": 1,
+             "compile": False}
+    with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+        train(probe, train_data, None, replace(config, max_steps=1, **quiet))  # warm-up
+        timed = train(probe, train_data, None, replace(config, max_steps=probe_steps, **quiet))
+    tokens_per_step = (config.batch_size * config.grad_accum * distributed.dist_info().world_size
+                       * (config.block_size or model.config.block_size))
+    per_step = tokens_per_step / timed.tokens_per_s
+    return max(1, int(share * seconds / per_step))

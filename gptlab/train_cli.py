@@ -12,6 +12,7 @@ The parser imports nothing heavy: torch loads only when a command runs.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,8 @@ def _train(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     model = GPT(GPTConfig.preset(args.preset, vocab_size=tok.vocab_size, **model_overrides))
+    if "max_steps" not in recipe and cfg.max_time is not None and not args.resume:
+        cfg = _fit_to_time(model, train_ids, cfg, recipe, info, say)
     trainer = Trainer(model, train_ids, val_ids, cfg, tokenizer=tok)
     global_batch = cfg.batch_size * cfg.grad_accum * info.world_size
     say(f"model {args.preset!r}: {model.num_params() / 1e6:.2f}M parameters, context "
@@ -179,6 +182,25 @@ def _train(args: argparse.Namespace) -> int:
     say(f"  checkpoint: {out}  (GPT.load({str(out)!r}) loads the model)")
     say(f"  try: gptlab sample --ckpt {out} --prompt \"...\"")
     return 0
+
+
+def _fit_to_time(model: Any, train_ids: Any, cfg: Any, recipe: dict[str, Any], info: Any,
+                 say: Any) -> Any:
+    """A time-budgeted recipe (max_time, no max_steps): size the schedule to the steps that fit,
+    so the cosine ends when the time does."""
+    from dataclasses import replace
+
+    from gptlab.train import steps_for_time
+
+    if info.enabled:
+        say("note: under torchrun the schedule is not sized to --max-time; pass --max-steps.")
+        return cfg
+    n = steps_for_time(model, train_ids, cfg, cfg.max_time)
+    say(f"time budget {cfg.max_time:g} s: {n} steps fit here, the schedule is sized to them")
+    sized = {"max_steps": n, "warmup_steps": min(recipe.get("warmup_steps", 100), n // 10)}
+    if "eval_interval" not in recipe:
+        sized["eval_interval"] = max(1, math.ceil(n / 8))
+    return replace(cfg, **sized)
 
 
 def _sample(args: argparse.Namespace) -> int:

@@ -118,3 +118,20 @@ def test_sample_errors(tmp_path, capsys):
                                ("--max-new-tokens", 0, "--max-new-tokens must be at least 1")]:
         code, _, err = run(capsys, "sample", "--ckpt", tmp_path / "m", flag, value)
         assert code == 1 and match in err
+
+
+def test_time_budgeted_recipe_sizes_its_schedule(tmp_path, corpus, capsys, monkeypatch):
+    """A recipe with max_time and no max_steps (cpu-char) fits its cosine to the budget."""
+    from gptlab import train_cli
+
+    monkeypatch.setitem(train_cli.RECIPES, "tiny", {"batch_size": 4, "lr": 1e-3,
+                                                     "max_time": 3.0, "eval_batches": 2})
+    out_dir = tmp_path / "run"
+    code, out, err = run(capsys, "train", "--preset", "tiny", "--data", corpus, "--out", out_dir,
+                         "--no-progress", "--block-size", "16")
+    assert code == 0, err
+    n = int(re.search(r"time budget 3 s: (\d+) steps fit", out).group(1))
+    state = read_train_state(out_dir)
+    saved = state["train_config"]
+    assert saved["max_steps"] == n and saved["max_time"] == 3.0
+    assert saved["warmup_steps"] == min(100, n // 10)
