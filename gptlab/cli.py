@@ -1,5 +1,5 @@
 """The ``gptlab`` command: ``gptlab doctor``, ``gptlab lab``, ``gptlab data download``,
-``gptlab course build|check``, ``gptlab train``, ``gptlab sample``.
+``gptlab course build|check``, ``gptlab train``, ``gptlab sample``, ``gptlab serve``.
 
 Each subcommand is a thin front end over a library function, so everything here is also
 usable (and tested) from Python.
@@ -104,8 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_course)
 
     from gptlab import train_cli  # train, sample (light: torch loads when they run)
+    from gptlab.serve import cli as serve_cli  # serve (light: FastAPI loads when it runs)
 
     train_cli.add_parsers(sub)
+    serve_cli.add_parsers(sub)
     return parser
 
 

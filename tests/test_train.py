@@ -495,3 +495,13 @@ def test_steps_for_time_leaves_model_and_random_state_alone():
     assert torch.equal(torch.random.get_rng_state(), rng)
     with pytest.raises(ValueError, match="seconds must be a positive number"):
         steps_for_time(model, ids, TrainConfig(), 0)
+
+
+@pytest.mark.parametrize("script", ["train_cpu.py", "train_gpu.py"])
+def test_benchmark_scripts_run_in_smoke_mode(script, monkeypatch, capsys):
+    """The benchmarks are not timed here, only kept runnable (--smoke: a few steps)."""
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", [script, "--smoke"])
+    runpy.run_path(str(ROOT / "benchmarks" / script), run_name="__main__")
+    assert "RESULT " in capsys.readouterr().out
