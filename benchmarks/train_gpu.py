@@ -64,48 +64,50 @@ def time_to_loss(device: torch.device, smoke: bool) -> None:
           f"final_val={full.loss:.4f} steps={result.step} train_s={result.elapsed_s:.1f}")
 
 
+def train_speed(cfg: GPTConfig, device: torch.device, dtype: torch.dtype | None,
+                compiled: bool, B: int, T: int, steps: int) -> float:
+    """Tokens/s of full training steps (forward, backward, clip, fused AdamW) on random tokens."""
+    torch.manual_seed(0)
+    model = GPT(cfg).to(device)
+    opt = configure_optimizer(model, TrainConfig(lr=6e-4))  # fused AdamW
+    run = torch.compile(model) if compiled else model
+    x = torch.randint(0, cfg.vocab_size, (B, T), device=device)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            _, loss = run(x, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    for _ in range(3):  # compile and warm up
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * B * T / (time.perf_counter() - start)
+
+
 def gpt2_speed(device: torch.device, smoke: bool) -> None:
     over = {"n_layer": 2, "n_embd": 64, "n_head": 2, "block_size": 64} if smoke else {}
     cfg = GPTConfig.preset("gpt2", **over)
     B, T = (2, 64) if smoke else (16, 1024)
     steps = 2 if smoke else 20
-    peak = peak_flops(device)
+    torch.backends.cuda.matmul.allow_tf32 = True  # the reference's float32 matmuls use TF32
     runs = {"fp32+tf32, eager": (None, False), "bf16, compile": (torch.bfloat16, True)}
     if device.type != "cuda":
         runs = {"fp32, eager": (None, False)}
     speed = {}
     for name, (dtype, compiled) in runs.items():
-        torch.manual_seed(0)
-        model = GPT(cfg).to(device)
-        opt = configure_optimizer(model, TrainConfig(lr=6e-4))  # fused AdamW
-        run = torch.compile(model) if compiled else model
-        torch.backends.cuda.matmul.allow_tf32 = True
-        x = torch.randint(0, cfg.vocab_size, (B, T), device=device)
-
-        def step() -> None:
-            with torch.autocast(device.type, dtype=dtype or torch.float32,
-                                enabled=dtype is not None):
-                _, loss = run(x, x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-
-        for _ in range(3):  # compile and warm up
-            step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        tps = steps * B * T / (time.perf_counter() - start)
-        util = mfu(model.flops_per_token(T), tps, peak)
-        speed[name] = tps
+        tps = speed[name] = train_speed(cfg, device, dtype, compiled, B, T, steps)
+        util = mfu(GPT(cfg).flops_per_token(T), tps, peak_flops(device))
         print(f"gpt2 124M, {name:17s}: {tps:10,.0f} tokens/s, MFU "
               f"{'n/a' if util is None else f'{100 * util:.1f}%'}", flush=True)
-        del model, opt, run
     names = list(speed)
     if len(names) == 2:
         print(f"RESULT gpt2_speedup={speed[names[1]] / speed[names[0]]:.2f}x")
