@@ -11,6 +11,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # Checkpoints lessons save go to a fresh folder per test process: tests never replace a
 # learner's trained model, and parallel workers never share a folder.
 os.environ["GPTLAB_RUNS_DIR"] = tempfile.mkdtemp(prefix="gptlab-test-runs-")
+# pytest -n auto already runs one test process per core: one torch thread each (kernels too)
+# avoids oversubscribed cores, where two spinning threads run small steps 5-10x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Reference data beside the checkout (CI sets this itself); never committed to the repo.
 _shared = Path(__file__).resolve().parent.parent / "shared" / "data"
 if "GPTLAB_DATA_DIR" not in os.environ and _shared.is_dir():
