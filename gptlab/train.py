@@ -382,7 +382,7 @@ def train(model: nn.Module, train_data: Any, val_data: Any = None,
 
 
 def steps_for_time(model: nn.Module, train_data: Any, config: TrainConfig, seconds: float, *,
-                   share: float = 0.85, probe_steps: int = 5) -> int:
+                   share: float = 0.85, probe_steps: int = 5, threads: int | None = None) -> int:
     """``max_steps`` for ``config`` so that training ``model`` takes about ``seconds``.
 
     A machine may do a hundred steps a minute or a thousand, and the learning-rate schedule
@@ -394,6 +394,8 @@ def steps_for_time(model: nn.Module, train_data: Any, config: TrainConfig, secon
 
         n = steps_for_time(model, train_ids, cfg, 140)
         train(model, train_ids, val_ids, replace(cfg, max_steps=n, max_time=140))
+
+    ``threads``: time with that many CPU threads (``torch.set_num_threads``; restored after).
     """
     if not isinstance(seconds, (int, float)) or not seconds > 0:
         raise ValueError(f"seconds must be a positive number, got {seconds!r}.")
@@ -405,9 +407,15 @@ def steps_for_time(model: nn.Module, train_data: Any, config: TrainConfig, secon
     quiet = {"max_time": None, "out_dir": None, "resume": False, "overwrite": False,
              "eval_at_start": False, "eval_batches": 1, "progress": False, "log_interval": 1,
              "compile": False}
-    with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
-        train(probe, train_data, None, replace(config, max_steps=1, **quiet))  # warm-up
-        timed = train(probe, train_data, None, replace(config, max_steps=probe_steps, **quiet))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads or before)
+        with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+            train(probe, train_data, None, replace(config, max_steps=1, **quiet))  # warm-up
+            timed = train(probe, train_data, None, replace(config, max_steps=probe_steps,
+                                                           **quiet))
+    finally:
+        torch.set_num_threads(before)
     tokens_per_step = (config.batch_size * config.grad_accum * distributed.dist_info().world_size
                        * (config.block_size or model.config.block_size))
     per_step = tokens_per_step / timed.tokens_per_s

@@ -23,7 +23,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "tiny": {"batch_size": 16, "max_steps": 200, "lr": 1e-3, "warmup_steps": 10,
              "eval_interval": 50, "eval_batches": 10},
     # time-budgeted (no max_steps): the schedule is sized to the steps that fit in max_time
-    "cpu-char": {"batch_size": 32, "max_time": 180.0, "lr": 3e-3, "min_lr": 3e-4,
+    "cpu-char": {"batch_size": 32, "max_time": 180.0, "lr": 5e-3, "min_lr": 5e-4,
                  "warmup_steps": 100, "betas": (0.9, 0.99), "eval_batches": 10},
     "shakespeare-char": {"batch_size": 64, "max_steps": 5000, "lr": 1e-3, "min_lr": 1e-4,
                          "warmup_steps": 100, "eval_interval": 250, "eval_batches": 200,
@@ -192,12 +192,24 @@ def _fit_to_time(model: Any, train_ids: Any, cfg: Any, recipe: dict[str, Any], i
     so the cosine ends when the time does."""
     from dataclasses import replace
 
+    import torch
+
+    from gptlab.device import pick_device
     from gptlab.train import steps_for_time
 
     if info.enabled:
         say("note: under torchrun the schedule is not sized to --max-time; pass --max-steps.")
         return cfg
+    threads = all_threads = torch.get_num_threads()
     n = steps_for_time(model, train_ids, cfg, cfg.max_time)
+    if pick_device(cfg.device).type == "cpu" and threads > 1:
+        # On a busy CPU, threads that wait for each other can make a step several times
+        # slower than one thread alone: time both and keep the faster.
+        one = steps_for_time(model, train_ids, cfg, cfg.max_time, threads=1)
+        if one > n:
+            torch.set_num_threads(1)
+            n, threads = one, 1
+        say(f"CPU threads: {threads} (the faster of 1 and {all_threads} here)")
     say(f"time budget {cfg.max_time:g} s: {n} steps fit here, the schedule is sized to them")
     sized = {"max_steps": n, "warmup_steps": min(recipe.get("warmup_steps", 100), n // 10)}
     if "eval_interval" not in recipe:
