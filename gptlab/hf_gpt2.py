@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from gptlab.model import GPT, GPTConfig, write_atomically
+from gptlab.model import GPT, GPTConfig, refuse_lora_adapters, write_atomically
 
 __all__ = ["config_from_hf", "config_to_hf", "load_hf_gpt2", "save_hf_gpt2"]
 
@@ -123,6 +123,7 @@ def load_hf_gpt2(path: str | os.PathLike, **overrides) -> GPT:
 def save_hf_gpt2(model: GPT, path: str | os.PathLike) -> None:
     """Write config.json + model.safetensors that GPT2LMHeadModel.from_pretrained loads."""
     hf_config = config_to_hf(model.config)
+    refuse_lora_adapters(model.state_dict(), "model.to_hf_gpt2(path)")
     hf_config["torch_dtype"] = str(model.wte.weight.dtype).removeprefix("torch.")
     tensors = {}
     for key, t in model.state_dict().items():

@@ -182,6 +182,19 @@ def test_lora_trains_only_adapters_merges_exactly_and_saves_as_a_plain_gpt(tmp_p
         assert_close(loaded(X)[0], unmerged, atol=1e-5, rtol=1e-5)
 
 
+def test_saving_an_unmerged_lora_model_is_refused_with_the_fix(tmp_path):
+    # The files would fit neither GPT.load nor transformers (which drops lora_A/B silently).
+    m = tiny()
+    apply_lora(m, rank=2)
+    for save in (m.save, m.to_hf_gpt2):
+        with pytest.raises(ValueError, match="merge_lora.*save_lora"):
+            save(tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing half written
+    merge_lora(m)
+    m.to_hf_gpt2(tmp_path / "hf")
+    assert_close(GPT.from_hf_gpt2(tmp_path / "hf").state_dict(), m.state_dict())
+
+
 def test_finetuning_with_lora_lowers_the_target_loss():
     m = tiny()
     run(m, steps=40)  # "pretraining": LoRA adapts a model that already knows something
