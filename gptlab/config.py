@@ -27,7 +27,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
     "tiny": ("seconds on a CPU: tests and first runs",
              {**_CHAR, "block_size": 64, "n_layer": 2, "n_head": 2, "n_embd": 64}),
     "cpu-char": ("a few minutes on a laptop CPU: lesson-sized character model",
-                 {**_CHAR, "block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128}),
+                 {**_CHAR, "block_size": 64, "n_layer": 2, "n_head": 4, "n_embd": 128}),
     "shakespeare-char": ("nanoGPT's Shakespeare character model, 10.8M: a GPU job",
                          {**_CHAR, "block_size": 256, "n_layer": 6, "n_head": 6, "n_embd": 384,
                           "dropout": 0.2}),

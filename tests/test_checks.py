@@ -344,3 +344,17 @@ def test_check_split(capsys):
     expect_failure(capsys, checks.check_split, overlapping, "train + val should give back")
     expect_failure(capsys, checks.check_split, lambda t, f: [t, ""], "expected a tuple")
     expect_failure(capsys, checks.check_split, lambda t, f: (t,), "two pieces")
+
+
+def test_every_lessons_checker_is_exported_from_gptlab_checks():
+    import ast
+    from pathlib import Path
+
+    import gptlab.checks
+
+    folder = Path(gptlab.checks.__file__).parent
+    defined = {node.name for path in folder.glob("*.py")
+               for node in ast.parse(path.read_text(encoding="utf-8")).body
+               if isinstance(node, ast.FunctionDef) and node.name.startswith("check_")}
+    assert defined and defined <= set(gptlab.checks.__all__)
+    assert all(callable(getattr(gptlab.checks, name)) for name in defined)

@@ -112,7 +112,7 @@ def test_presets():
     t = GPTConfig.preset("tiny")
     assert (t.n_layer, t.n_head, t.n_embd, t.block_size) == (2, 2, 64, 64)
     c = GPTConfig.preset("cpu-char")
-    assert (c.n_layer, c.n_head, c.n_embd, c.block_size) == (4, 4, 128, 64)
+    assert (c.n_layer, c.n_head, c.n_embd, c.block_size) == (2, 4, 128, 64)
     sizes = {"gpt2": (12, 12, 768), "gpt2-medium": (24, 16, 1024),
              "gpt2-large": (36, 20, 1280), "gpt2-xl": (48, 25, 1600)}
     for name, (L, H, C) in sizes.items():
