@@ -12,15 +12,6 @@ import torch.nn.functional as F
 from gptlab.bigram import BigramLM, bigram_counts, bigram_probs, nll
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is as fast, and much faster on a busy shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _loop_counts(ids: list[int], V: int) -> torch.Tensor:
     counts = torch.zeros(V, V, dtype=torch.long)
     for a, b in itertools.pairwise(ids):

@@ -31,14 +31,6 @@ TEXT = "It was the best of times, it was the worst of times, it was the age of w
 TOK = CharTokenizer(TEXT)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(vocab_size: int = TOK.vocab_size, block_size: int = 8, seed: int = 0) -> GPT:
     torch.manual_seed(seed)
     return GPT(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=1, n_head=2,

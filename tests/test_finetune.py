@@ -39,14 +39,6 @@ FAST = {"batch_size": 4, "eval_batches": 1, "progress": False, "warmup_steps": 0
         "eval_interval": 1000, "log_interval": 5, "lr": 1e-2, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(seed: int = 0, **kw) -> GPT:
     torch.manual_seed(seed)
     return GPT(GPTConfig(**{**MODEL, **kw}))

@@ -39,15 +39,6 @@ V, BLOCK = 23, 16
 INF = float("inf")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: a second thread only adds waiting (a lot, on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(positional: str = "learned", seed: int = 0, **kw) -> GPT:
     torch.manual_seed(seed)
     cfg = {"vocab_size": V, "block_size": BLOCK, "n_layer": 2, "n_head": 2, "n_embd": 16,

@@ -24,14 +24,6 @@ from gptlab.tokenizers import CharTokenizer
 PROMPT = "ROMEO:\nBut soft"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def tok() -> CharTokenizer:
     return CharTokenizer(TEXT)

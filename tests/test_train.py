@@ -38,15 +38,6 @@ FAST = {"batch_size": 4, "eval_batches": 2, "progress": False, "warmup_steps": 2
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: faster on a busy machine, and the same math as the subprocesses."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(seed: int = 0, **kw) -> GPT:
     torch.manual_seed(seed)
     return GPT(GPTConfig(**{**MODEL, **kw}))

@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-import torch
 
 from gptlab import cli
 from gptlab.checkpoint import read_train_state
@@ -15,14 +14,6 @@ from gptlab.tokenizers import load_tokenizer
 
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(60))
 FAST = ["--preset", "tiny", "--eval-batches", "2", "--batch-size", "4", "--no-progress"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture
