@@ -64,10 +64,11 @@ def load_lesson_model(name: str = "lesson08", corpus: str = "tinyshakespeare",
 
 
 def train_standin(folder: Path, corpus: str = "tinyshakespeare") -> None:
-    """Train the stand-in character model (cpu-char preset, context 64) into ``folder``."""
+    """Train the stand-in character model (the cpu-char preset and recipe) into ``folder``."""
     from gptlab.data import load_corpus, train_val_split
     from gptlab.tokenizers import CharTokenizer
     from gptlab.train import TrainConfig, train
+    from gptlab.train_cli import RECIPES
 
     text = load_corpus(corpus)
     tok = CharTokenizer.fit(text)
@@ -76,11 +77,11 @@ def train_standin(folder: Path, corpus: str = "tinyshakespeare") -> None:
     val_ids = torch.tensor(tok.encode(val_text), dtype=torch.long)
     with torch.random.fork_rng(devices=[]):  # leave the caller's random stream untouched
         torch.manual_seed(1337)
-        model = GPT(GPTConfig.preset("cpu-char", vocab_size=tok.vocab_size, block_size=64,
-                                     dropout=0.0))
+        model = GPT(GPTConfig.preset("cpu-char", vocab_size=tok.vocab_size, dropout=0.0))
         steps = budget(600, 20)
-        cfg = TrainConfig(batch_size=32, max_steps=steps, max_time=budget(90, 20), lr=3e-3,
-                          min_lr=3e-4, warmup_steps=steps // 10, eval_interval=steps,
-                          eval_batches=budget(10, 1), device="cpu", progress=False,
-                          out_dir=folder, overwrite=True)
+        # Lesson 08's recipe (that of `gptlab train --preset cpu-char`), for fewer steps.
+        cfg = TrainConfig(**{**RECIPES["cpu-char"], "max_steps": steps,
+                             "max_time": budget(90, 20), "warmup_steps": steps // 10,
+                             "eval_interval": steps, "eval_batches": budget(10, 1)},
+                          device="cpu", progress=False, out_dir=folder, overwrite=True)
         train(model, train_ids, val_ids, cfg, tokenizer=tok)
